@@ -42,7 +42,7 @@ public enum Compiler {
   }
 
   /// Shortens a name over the kernel's limit, keeping it unique with a hash suffix.
-  static func limitName(_ name: String) -> String {
+  public static func limitName(_ name: String) -> String {
     guard name.utf8.count > maxNameLength else { return name }
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in name.utf8 {
@@ -77,6 +77,8 @@ struct TableBuilder {
   var hairpin = Set<IPAddress>()
   var affinitySets: [NamedSet] = []
   var serviceChains: [Chain] = []
+  /// Per-endpoint chains already emitted (shared by a port's cluster and local chains).
+  var endpointChains = Set<String>()
 
   var table = Table(family: .ip, name: "")
 
@@ -240,7 +242,7 @@ struct TableBuilder {
         stmts.append(.verdict(.jump(TableBuilder.markChain)))
         rules.append(Rule(stmts, comment: "masquerade traffic from outside the cluster"))
       }
-      rules += endpointRules(sp, sp.clusterEndpoints, kind: "service")
+      rules += endpointRules(sp, sp.clusterEndpoints)
       serviceChains.append(
         Chain(
           name: serviceChain, comment: "\(sp.serviceKey) port \(portLabel(sp)): cluster endpoints",
@@ -250,7 +252,7 @@ struct TableBuilder {
       serviceChains.append(
         Chain(
           name: localChain, comment: "\(sp.serviceKey) port \(portLabel(sp)): node-local endpoints",
-          rules: endpointRules(sp, sp.localEndpoints, kind: "local")))
+          rules: endpointRules(sp, sp.localEndpoints)))
     }
   }
 
@@ -259,8 +261,7 @@ struct TableBuilder {
   }
 
   /// Chooses an endpoint uniformly: rule i matches with probability 1/(n-i) of what reaches it.
-  mutating func endpointRules(_ sp: ResolvedServicePort, _ eps: [ResolvedEndpoint], kind: String)
-    -> [Rule]
+  mutating func endpointRules(_ sp: ResolvedServicePort, _ eps: [ResolvedEndpoint]) -> [Rule]
   {
     var rules: [Rule] = []
     let n = eps.count
@@ -268,9 +269,11 @@ struct TableBuilder {
       var targets: [String] = []
       for ep in eps {
         let suffix = endpointSuffix(ep)
-        let chain = Compiler.limitName("endpoint-\(kind)-\(sp.id)__\(suffix)")
-        let set = Compiler.limitName("affinity-\(kind)-\(sp.id)__\(suffix)")
+        let chain = Compiler.limitName("endpoint-\(sp.id)__\(suffix)")
+        let set = Compiler.limitName("affinity-\(sp.id)__\(suffix)")
         targets.append(chain)
+        rules.append(Rule([.lookup([saddr], set: set, negate: false), .verdict(.goto(chain))]))
+        guard endpointChains.insert(chain).inserted else { continue }
         affinitySets.append(
           NamedSet(
             name: set, keyType: [addrType], flags: [.dynamic, .timeout], timeout: timeout,
@@ -281,7 +284,6 @@ struct TableBuilder {
             rules: [
               Rule([.updateSet(saddr, set: set), .match(.l4proto, .eq, .proto(sp.proto)), .dnat(ep.address, port: ep.port)])
             ]))
-        rules.append(Rule([.lookup([saddr], set: set, negate: false), .verdict(.goto(chain))]))
       }
       for (i, chain) in targets.enumerated() {
         if i < n - 1 {
