@@ -14,6 +14,9 @@ let package = Package(
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
   ],
   targets: [
     .target(
@@ -21,6 +24,7 @@ let package = Package(
       dependencies: ["IPAddr", .product(name: "Yams", package: "Yams")]
     ),
     .target(name: "IPAddr"),
+    .target(name: "Synthetic", dependencies: ["IPAddr", "KubeModel"]),
     .target(
       name: "KubeWatch",
       dependencies: [
@@ -29,6 +33,28 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .target(
+      name: "ProxyDaemon",
+      dependencies: [
+        "KubeModel", "NFTables", "ProxyCore", "IPAddr",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ]
+    ),
+    .testTarget(
+      name: "ProxyDaemonTests",
+      dependencies: [
+        "ProxyDaemon", "KubeModel", "NFTables", "ProxyCore", "TestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
     .testTarget(
@@ -52,7 +78,7 @@ let package = Package(
     .target(
       name: "NFTProxyCLI",
       dependencies: [
-        "KubeModel", "NFTables", "NFTNetlink", "ProxyCore",
+        "KubeModel", "NFTables", "NFTNetlink", "ProxyCore", "Synthetic",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]
