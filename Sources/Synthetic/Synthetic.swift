@@ -101,3 +101,26 @@ public struct SyntheticCluster: Sendable {
     return state
   }
 }
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
+
+extension ClusterState {
+  /// The state as one `v1/List` JSON document, as `kubectl get -o json` would print it.
+  public func listJSON() -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var items: [String] = []
+    items.reserveCapacity(nodes.count + services.count + endpointSlices.count)
+    func add<T: Encodable>(_ value: T) {
+      if let data = try? encoder.encode(value) { items.append(String(decoding: data, as: UTF8.self)) }
+    }
+    nodes.forEach(add)
+    services.forEach(add)
+    endpointSlices.forEach(add)
+    return "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[\n" + items.joined(separator: ",\n") + "\n]}\n"
+  }
+}
