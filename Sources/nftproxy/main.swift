@@ -1,1 +1,3 @@
-print("nftproxy")
+import NFTProxyCLI
+
+NFTProxyCommand.main()
