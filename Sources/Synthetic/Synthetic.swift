@@ -40,6 +40,8 @@ public struct SyntheticCluster: Sendable {
             + (dualStack ? [NodeAddress(type: "InternalIP", address: Self.nodeIPs[1])] : [])))
     ]
     var endpointCounter = 0
+    // NodePorts are unique per cluster (30000-32767); once used up, services get none.
+    var nextNodePort = 30000
     for i in 0..<services {
       let name = "svc-\(i)"
       let ns = "ns-\(i % 50)"
@@ -52,10 +54,13 @@ public struct SyntheticCluster: Sendable {
         type = "LoadBalancer"
         let lb = IPAddress.v4(0xCB00_0000 + UInt32(i + 1))  // 203.0.0.0/8 range, synthetic
         status = ServiceStatus(loadBalancer: LoadBalancerStatus(ingress: [LoadBalancerIngress(ip: lb.description)]))
-      } else if nodePortEvery > 0 && i % nodePortEvery == 0 {
+      } else if nodePortEvery > 0 && i % nodePortEvery == 0 && nextNodePort <= 32767 {
         type = "NodePort"
       }
-      if type != "ClusterIP" { nodePort = 30000 + i % 2768 }
+      if type != "ClusterIP" && nextNodePort <= 32767 {
+        nodePort = nextNodePort
+        nextNodePort += 1
+      }
       let external = type != "ClusterIP"
       let eLocal = external && localPolicyEvery > 0 && (i / 2) % localPolicyEvery == 0
       var spec = ServiceSpec(
