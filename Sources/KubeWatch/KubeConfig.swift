@@ -154,8 +154,7 @@ public struct KubeConfig: Sendable, Equatable {
     {
       if let data, !data.isEmpty {
         guard
-          let decoded = Data(
-            base64Encoded: data.filter { !$0.isWhitespace }, options: .ignoreUnknownCharacters)
+          let decoded = Data(base64Encoded: data.filter { !$0.isWhitespace })
         else {
           throw KubeConfigError(file: path, field: dataField, message: "not valid base64")
         }
