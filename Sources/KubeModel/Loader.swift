@@ -223,7 +223,6 @@ private struct Session {
   var warnings: [String] = []
   var ignoredKinds: [String: Int] = [:]
   var seen: [String: String] = [:]
-  let decoder = YAMLDecoder()
 
   static let listKinds: [String: (apiVersion: String, kind: String)] = [
     "ServiceList": ("v1", "Service"),
@@ -244,7 +243,7 @@ private struct Session {
   mutating func add(text: String, file: String) throws(ManifestError) {
     let parser: Parser
     do {
-      parser = try Parser(yaml: text)
+      parser = try Parser(yaml: text, resolver: .basic)
     } catch {
       throw ManifestError(file: file, documentIndex: 1, message: Self.syntaxMessage(error))
     }
@@ -258,48 +257,42 @@ private struct Session {
         throw ManifestError(file: file, documentIndex: document, message: Self.syntaxMessage(error))
       }
       guard let root else { break }
-      if Self.isNull(root) { continue }
-      try add(node: root, at: Location(file: file, document: document), defaults: nil)
+      let tree = Tree(root)
+      if tree.isNull { continue }
+      try add(node: tree, at: Location(file: file, document: document), defaults: nil)
     }
   }
 
-  static func isNull(_ node: Yams.Node) -> Bool {
-    guard case .scalar(let s) = node else { return false }
-    return s.style == .plain && (s.string.isEmpty || s.string == "~" || s.string == "null")
-  }
-
   /// A string field at the top of an object; nil when missing or null.
-  func topString(_ node: Yams.Node, _ key: String, _ loc: Location, object: String?)
+  func topString(_ node: Tree, _ key: String, _ loc: Location, object: String?)
     throws(ManifestError) -> String?
   {
-    guard let value = node[key], !Self.isNull(value) else { return nil }
+    guard let value = node[key], !value.isNull else { return nil }
     guard case .scalar(let s) = value else {
       throw loc.error(
-        object: object, field: key, "expected a string, got \(Self.describe(value))",
-        line: value.mark?.line)
+        object: object, field: key, "expected a string, got \(value.summary)", line: value.line)
     }
     return s.string
   }
 
   mutating func add(
-    node: Yams.Node, at loc: Location, defaults: (apiVersion: String, kind: String)?
+    node: Tree, at loc: Location, defaults: (apiVersion: String, kind: String)?
   ) throws(ManifestError) {
     guard case .mapping = node else {
       throw loc.error(
-        object: nil, field: nil,
-        "expected an object with apiVersion and kind, got \(Self.describe(node))",
-        line: node.mark?.line)
+        object: nil, field: nil, "expected an object with apiVersion and kind, got \(node.summary)",
+        line: node.line)
     }
     let kind = try topString(node, "kind", loc, object: nil) ?? defaults?.kind ?? ""
     if kind.isEmpty {
       throw loc.error(
-        object: nil, field: "kind", "required field is missing", line: node.mark?.line)
+        object: nil, field: "kind", "required field is missing", line: node.line)
     }
     let apiVersion =
       try topString(node, "apiVersion", loc, object: kind) ?? defaults?.apiVersion ?? ""
     if apiVersion.isEmpty {
       throw loc.error(
-        object: kind, field: "apiVersion", "required field is missing", line: node.mark?.line)
+        object: kind, field: "apiVersion", "required field is missing", line: node.line)
     }
 
     if kind == "List" || Self.listKinds[kind]?.apiVersion == apiVersion {
@@ -342,12 +335,11 @@ private struct Session {
     }
   }
 
-  mutating func addList(node: Yams.Node, kind: String, at loc: Location) throws(ManifestError) {
-    guard let items = node["items"], !Self.isNull(items) else { return }
-    guard case .sequence(let seq) = items else {
+  mutating func addList(node: Tree, kind: String, at loc: Location) throws(ManifestError) {
+    guard let items = node["items"], !items.isNull else { return }
+    guard case .sequence(let seq, _) = items else {
       throw loc.error(
-        object: kind, field: "items", "expected a list, got \(Self.describe(items))",
-        line: items.mark?.line)
+        object: kind, field: "items", "expected a list, got \(items.summary)", line: items.line)
     }
     for (i, item) in seq.enumerated() {
       var itemLoc = loc
@@ -357,28 +349,30 @@ private struct Session {
   }
 
   mutating func addObject<T: Decodable>(
-    _ type: T.Type, node: Yams.Node, kind: String, namespaced: Bool, at loc: Location,
+    _ type: T.Type, node: Tree, kind: String, namespaced: Bool, at loc: Location,
     validate: (T) throws(ValidationError) -> (T, [FieldWarning]),
     store: (inout Session, T) -> Void,
     label: (T) -> String
   ) throws(ManifestError) {
     // Name the object from the raw document, so that decoding errors can name it too.
     let meta = node["metadata"]
-    let name = meta?["name"].flatMap { $0.scalar?.string } ?? ""
-    var namespace = meta?["namespace"].flatMap { $0.scalar?.string } ?? ""
+    var name = ""
+    var namespace = ""
+    if case .scalar(let s) = meta?["name"] { name = s.string }
+    if case .scalar(let s) = meta?["namespace"] { namespace = s.string }
     if namespace.isEmpty { namespace = "default" }
     let rawLabel =
       name.isEmpty ? kind : (namespaced ? "\(kind) \(namespace)/\(name)" : "\(kind) \(name)")
 
     let decoded: T
     do {
-      decoded = try decoder.decode(T.self, from: node)
+      decoded = try TreeDecoder.decode(T.self, from: node)
     } catch let error as DecodingError {
       let (field, message) = Self.translate(error, root: node)
       throw loc.error(
         object: rawLabel, field: field, message, line: Self.line(of: field, in: node))
     } catch {
-      throw loc.error(object: rawLabel, field: nil, "\(error)", line: node.mark?.line)
+      throw loc.error(object: rawLabel, field: nil, "\(error)", line: node.line)
     }
 
     let object: T
@@ -399,7 +393,7 @@ private struct Session {
     if let first = seen[objectLabel] {
       throw loc.error(
         object: objectLabel, field: nil, "duplicate object (first defined in \(first))",
-        line: node.mark?.line)
+        line: node.line)
     }
     seen[objectLabel] = loc.description
     store(&self, object)
@@ -425,15 +419,6 @@ private struct Session {
       return "syntax error at line \(context.mark.line): duplicate key \(keys) in a mapping"
     default:
       return "syntax error: \(y)"
-    }
-  }
-
-  static func describe(_ node: Yams.Node) -> String {
-    switch node {
-    case .scalar(let s): isNull(node) ? "null" : Normalize.quote(s.string)
-    case .mapping: "an object"
-    case .sequence: "a list"
-    case .alias: "an alias"
     }
   }
 
@@ -511,29 +496,29 @@ private struct Session {
   }
 
   /// The line of the deepest node on `field`'s path that exists in the document.
-  static func line(of field: String, in root: Yams.Node) -> Int? {
+  static func line(of field: String, in root: Tree) -> Int? {
     var node = root
     for step in steps(field) {
       switch step {
       case .key(let k):
-        guard case .mapping(let m) = node, let next = m[k] else { return node.mark?.line }
+        guard case .mapping(let m) = node, let next = m.values[k] else { return node.line }
         node = next
       case .index(let i):
-        guard case .sequence(let s) = node, i >= 0, i < s.count else { return node.mark?.line }
+        guard case .sequence(let s, _) = node, i >= 0, i < s.count else { return node.line }
         node = s[i]
       }
     }
-    return node.mark?.line
+    return node.line
   }
 
-  static func node(at keys: [any CodingKey], in root: Yams.Node) -> Yams.Node? {
+  static func node(at keys: [any CodingKey], in root: Tree) -> Tree? {
     var node = root
     for key in keys {
       if isIndex(key), let i = key.intValue {
-        guard case .sequence(let s) = node, i >= 0, i < s.count else { return nil }
+        guard case .sequence(let s, _) = node, i >= 0, i < s.count else { return nil }
         node = s[i]
       } else {
-        guard case .mapping(let m) = node, let next = m[key.stringValue] else { return nil }
+        guard case .mapping(let m) = node, let next = m.values[key.stringValue] else { return nil }
         node = next
       }
     }
@@ -541,25 +526,27 @@ private struct Session {
   }
 
   static func typeName(_ type: Any.Type) -> String {
-    switch type {
-    case is Int.Type, is Int32.Type, is Int64.Type, is UInt.Type, is UInt32.Type,
-      is UInt64.Type:
-      "an integer"
-    case is String.Type: "a string"
-    case is Bool.Type: "a boolean (true or false)"
-    case is Double.Type, is Float.Type: "a number"
-    case is Yams.Node.Mapping.Type: "an object"
-    case is Yams.Node.Sequence.Type: "a list"
-    case is Yams.Node.Scalar.Type: "a single value"
-    default: "\(type)"
+    let id = ObjectIdentifier(type)
+    let integers: [Any.Type] = [
+      Int.self, Int8.self, Int16.self, Int32.self, Int64.self, UInt.self, UInt8.self, UInt16.self,
+      UInt32.self, UInt64.self,
+    ]
+    if integers.contains(where: { ObjectIdentifier($0) == id }) { return "an integer" }
+    switch id {
+    case ObjectIdentifier(String.self): return "a string"
+    case ObjectIdentifier(Bool.self): return "a boolean (true or false)"
+    case ObjectIdentifier(Double.self), ObjectIdentifier(Float.self): return "a number"
+    case ObjectIdentifier([String: Any].self): return "an object"
+    case ObjectIdentifier([Any].self): return "a list"
+    default: return "\(type)"
     }
   }
 
   /// A decoding error as a field path and a message.
-  static func translate(_ error: DecodingError, root: Yams.Node) -> (String, String) {
+  static func translate(_ error: DecodingError, root: Tree) -> (String, String) {
     switch error {
     case .typeMismatch(let type, let ctx):
-      let got = node(at: ctx.codingPath, in: root).map { ", got \(describe($0))" } ?? ""
+      let got = node(at: ctx.codingPath, in: root).map { ", got \($0.summary)" } ?? ""
       return (path(ctx.codingPath), "expected \(typeName(type))\(got)")
     case .valueNotFound(_, let ctx):
       return (path(ctx.codingPath), "must not be null")

@@ -31,12 +31,13 @@ struct LoaderTests {
   }
 
   @Test func documentIndexCountsEmptyDocuments() throws {
+    // A leading "---" starts document 1; the second one starts document 2.
     let text = "---\n---\n" + T.service(spec: "  ports:\n  - port: 70000")
     let e = try #require(T.error(text, file: "a.yaml"))
-    #expect(e.documentIndex == 3)
+    #expect(e.documentIndex == 2)
     #expect(
       e.description.hasPrefix(
-        "a.yaml: document 3: Service default/web: spec.ports[0].port: must be between 1 and 65535 (got 70000)"
+        "a.yaml: document 2: Service default/web: spec.ports[0].port: must be between 1 and 65535 (got 70000)"
       ))
     #expect(e.line == 9)
   }
@@ -269,7 +270,7 @@ struct LoaderTests {
       ))
     #expect(
       slice.description
-        == "test.yaml: document 1: EndpointSlice default/s: addressType: required field is missing (line 3)"
+        == "test.yaml: document 1: EndpointSlice default/s: addressType: required field is missing (line 1)"
     )
 
     let ready = try #require(
@@ -284,7 +285,7 @@ struct LoaderTests {
     let e = try #require(T.error(text, file: "dup.yaml"))
     #expect(
       e.description
-        == "dup.yaml: document 3: Service default/web: duplicate object (first defined in dup.yaml: document 1) (line 1)"
+        == "dup.yaml: document 3: Service default/web: duplicate object (first defined in dup.yaml: document 1) (line 23)"
     )
     // Same name in another namespace or of another kind is fine.
     let ok = T.service() + "---\n" + T.service(namespace: "other") + "---\n" + T.slice("web")
@@ -378,12 +379,63 @@ struct LoaderTests {
     let r = try T.load(text, file: "w.yaml")
     #expect(
       r.warnings == [
-        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[1].addresses[0]: invalid IP address \"not-an-ip\"; address skipped (line 9)",
-        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[1]: no valid addresses; endpoint skipped (line 9)",
-        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[2].addresses[0]: \"fd00::5\" is not an IPv4 address (addressType is IPv4); address skipped (line 10)",
-        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[3].addresses[0]: \"010.244.001.008\" has leading zeros; read as decimal and normalized to \"10.244.1.8\" (line 11)",
+        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[1].addresses[0]: invalid IP address \"not-an-ip\"; address skipped (line 21)",
+        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[1]: no valid addresses; endpoint skipped (line 21)",
+        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[2].addresses[0]: \"fd00::5\" is not an IPv4 address (addressType is IPv4); address skipped (line 22)",
+        "w.yaml: document 2: EndpointSlice default/web-abc: endpoints[3].addresses[0]: \"010.244.001.008\" has leading zeros; read as decimal and normalized to \"10.244.1.8\" (line 23)",
       ])
     let eps = try #require(r.state.endpointSlices.first?.endpoints)
     #expect(eps.map(\.addresses) == [["10.244.1.5"], ["10.244.1.7"], ["10.244.1.8"]])
+  }
+
+  @Test func yamlScalarTyping() throws {
+    // Plain numbers in YAML 1.1 forms, booleans, `!!str`, anchors, aliases and merge keys.
+    let text = """
+      apiVersion: v1
+      kind: Service
+      metadata:
+        name: web
+        labels: &labels {app: web, version: !!str 1.10, enabled: "true"}
+        annotations: *labels
+      spec:
+        clusterIP: 10.96.0.10
+        ports:
+        - &base {name: a, port: 0x50, protocol: TCP}
+        - <<: *base
+          name: b
+          port: +0o1273
+        - {name: c, port: 1_000, targetPort: "web"}
+      ---
+      apiVersion: discovery.k8s.io/v1
+      kind: EndpointSlice
+      metadata: {name: s, labels: {kubernetes.io/service-name: web}}
+      addressType: IPv4
+      endpoints:
+      - addresses: [10.0.0.1]
+        conditions: {ready: yes, serving: On, terminating: FALSE}
+      """
+    let r = try T.load(text)
+    let svc = try #require(r.state.services.first)
+    #expect(svc.metadata.labels == ["app": "web", "version": "1.10", "enabled": "true"])
+    #expect(svc.metadata.annotations == svc.metadata.labels)
+    #expect(svc.spec.ports?.map(\.port) == [80, 699, 1000])
+    #expect(svc.spec.ports?.map(\.name) == ["a", "b", "c"])
+    #expect(svc.spec.ports?[2].targetPort == .string("web"))
+    let conditions = try #require(r.state.endpointSlices.first?.endpoints?.first?.conditions)
+    #expect(conditions == EndpointConditions(ready: true, serving: true, terminating: false))
+
+    let quotedBool = try #require(
+      T.error(T.slice(body: "endpoints:\n- addresses: [10.0.0.1]\n  conditions: {ready: \"true\"}"))
+    )
+    #expect(quotedBool.field == "endpoints[0].conditions.ready")
+    #expect(quotedBool.message == "expected a boolean (true or false), got \"true\"")
+    let octal = try #require(T.error(T.service(spec: "  ports:\n  - port: 08080")))
+    #expect(octal.message == "expected an integer, got \"08080\"")
+    let null = try #require(
+      T.error(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s}\naddressType: ~\n"
+      ))
+    #expect(null.field == "addressType")
+    #expect(null.message == "must not be null")
   }
 }

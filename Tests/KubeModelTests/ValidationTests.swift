@@ -173,7 +173,7 @@ struct ValidationTests {
     let type = try #require(T.error(T.slice(addressType: "IPv5"), file: "e.yaml"))
     #expect(
       type.description
-        == "e.yaml: document 1: EndpointSlice default/web-abc: addressType: unsupported value \"IPv5\": must be one of IPv4, IPv6, FQDN (line 6)"
+        == "e.yaml: document 1: EndpointSlice default/web-abc: addressType: unsupported value \"IPv5\": must be one of IPv4, IPv6, FQDN (line 7)"
     )
     let port = try #require(
       T.error(T.slice(body: "ports:\n- {name: a, port: 80}\n- {name: b, port: 0}")))
@@ -224,7 +224,7 @@ struct ValidationTests {
     #expect(svc.status?.loadBalancer?.ingress?.first?.ip == "2001:db8::aa")
     #expect(
       r.warnings == [
-        "n.yaml: document 1: Service default/web: spec.ports[0].protocol: normalized \"udp\" to \"UDP\" (line 12)"
+        "n.yaml: document 1: Service default/web: spec.ports[0].protocol: normalized \"udp\" to \"UDP\" (line 13)"
       ])
   }
 
