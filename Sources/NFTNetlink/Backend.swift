@@ -257,53 +257,67 @@ public final class NFTBackend {
   }
 
   private func readBackOnce(tables: [(TableFamily, String)]) throws -> Ruleset {
-    var out = Ruleset()
+    Ruleset(tables: try dump(tables: tables).map(Decoder.table))
+  }
+
+  /// The kernel objects of one table as read back, before decoding.
+  struct TableDump: Equatable {
+    struct SetDump: Equatable {
+      var set: K.Set
+      var elements: [K.Element]
+    }
+    var table: K.Table
+    var sets: [SetDump] = []
+    var chains: [K.Chain] = []
+    var rules: [String: [K.Rule]] = [:]
+  }
+
+  /// Dumps the given tables' sets (with elements), chains and rules; absent tables are left out.
+  func dump(tables: [(TableFamily, String)]) throws -> [TableDump] {
+    var out: [TableDump] = []
     for (family, name) in tables {
       var kt: K.Table?
       try socket.request(.tables, family: nfproto(family), dump: true) { nlh in
         if let t = NLTable.parse(nlh), t.name == name, t.family == family { kt = t }
       }
       guard let kt else { continue }
+      var d = TableDump(table: kt)
       var sets: [K.Set] = []
       try socket.request(
         .sets, family: nfproto(family), dump: true, payload: { NLSet(table: name).payload($0) }
-      ) { nlh in
+      ) {
+        nlh in
+        // Skip anonymous sets (flag 1): nftproxy never creates them.
         if let s = NLSet.parse(nlh), s.table == name, s.family == family, s.flags & 1 == 0 {
           sets.append(s)
         }
       }
-      var withElements: [(K.Set, [K.Element])] = []
       for s in sets {
         var elements: [K.Element] = []
+        let ref = K.Set(family: family, table: name, name: s.name, flags: 0, keyType: 0, keyLen: 0)
         try socket.request(
           .elements, family: nfproto(family), dump: true,
-          payload: {
-            NLSet(
-              reference: K.Set(
-                family: family, table: name, name: s.name, flags: 0, keyType: 0, keyLen: 0)
-            ).elementsPayload($0)
-          }
+          payload: { NLSet(reference: ref).elementsPayload($0) }
         ) { nlh in
           if let (_, e) = NLSet.parseElements(nlh) { elements += e }
         }
-        withElements.append((s, elements))
+        d.sets.append(TableDump.SetDump(set: s, elements: elements))
       }
-      var chains: [K.Chain] = []
       try socket.request(
         .chains, family: nfproto(family), dump: true, payload: { NLChain(table: name).payload($0) }
-      ) { nlh in
-        if let c = NLChain.parse(nlh), c.table == name, c.family == family { chains.append(c) }
+      ) {
+        nlh in
+        if let c = NLChain.parse(nlh), c.table == name, c.family == family { d.chains.append(c) }
       }
-      var rules: [String: [K.Rule]] = [:]
       try socket.request(
         .rules, family: nfproto(family), dump: true,
         payload: { NLRule(table: name, chain: nil).payload($0) }
       ) { nlh in
         if let (r, _) = NLRule.parse(nlh), r.table == name, r.family == family {
-          rules[r.chain, default: []].append(r)
+          d.rules[r.chain, default: []].append(r)
         }
       }
-      out.tables.append(Decoder.table(kt, sets: withElements, chains: chains, rules: rules))
+      out.append(d)
     }
     return out
   }

@@ -8,14 +8,13 @@ import NFTables
 enum Decoder {
   static let foreignMarker = "nftproxy: undecodable rule:"
 
-  static func table(
-    _ t: K.Table, sets: [(K.Set, [K.Element])], chains: [K.Chain], rules: [String: [K.Rule]]
-  ) -> Table {
-    var out = Table(family: t.family, name: t.name, comment: Udata.comment(in: t.userdata))
-    for (s, elements) in sets { out.sets.append(set(s, elements)) }
-    for c in chains {
+  static func table(_ d: NFTBackend.TableDump) -> Table {
+    var out = Table(
+      family: d.table.family, name: d.table.name, comment: Udata.comment(in: d.table.userdata))
+    for s in d.sets { out.sets.append(set(s.set, s.elements)) }
+    for c in d.chains {
       var ch = chain(c)
-      ch.rules = (rules[c.name] ?? []).map(rule)
+      ch.rules = (d.rules[c.name] ?? []).map(rule)
       out.chains.append(ch)
     }
     return out
@@ -360,6 +359,9 @@ public enum KernelForm {
       var s = s
       s.comment = comment(s.comment)
       s.flags = Array(Set(s.flags)).sorted()
+      if s.flags.contains(.constant) && s.size == nil && !s.elements.isEmpty {
+        s.size = s.elements.count
+      }
       let interval = s.flags.contains(.interval)
       s.elements = s.elements.map { e in
         var e = e

@@ -131,12 +131,13 @@ struct Encoder {
     }
   }
 
-  /// nft's byte order of a datatype (1 host, 2 big endian) as stored in set userdata.
+  /// nft's byte order of a datatype (0 unspecified, 1 host, 2 big endian) as stored in set
+  /// userdata; single bytes (`inet_proto`) have none.
   static func byteOrder(_ t: DataType) -> UInt32 {
     switch t {
     case .mark: return 1
-    case .verdict: return 0
-    default: return 2
+    case .verdict, .inetProto: return 0
+    case .ipv4Addr, .ipv6Addr, .inetService: return 2
     }
   }
 
@@ -173,7 +174,12 @@ struct Encoder {
       k.dataType = d == .verdict ? 0xffff_ff00 : typeID(d)
       k.dataLen = UInt32(d.byteLength)
     }
-    if let size = s.size { k.size = UInt32(size) }
+    if let size = s.size {
+      k.size = UInt32(size)
+    } else if s.flags.contains(.constant) && !s.elements.isEmpty {
+      // nft sizes a constant set to its elements.
+      k.size = UInt32(s.elements.count)
+    }
     if let t = s.timeout { k.timeoutMs = UInt64(t) * 1000 }
     k.userdata = Udata.set(s)
     return k

@@ -208,7 +208,10 @@ public enum Diff {
     init(_ t: Table) { self.init(family: t.family, name: t.name) }
   }
 
+  /// A set without its elements — except for constant sets, whose elements cannot change
+  /// without recreating the set (and whose kernel size is their element count).
   static func definition(_ s: NamedSet) -> NamedSet {
+    if s.flags.contains(.constant) { return s }
     var d = s
     d.elements = []
     return d

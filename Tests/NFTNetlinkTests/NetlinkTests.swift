@@ -332,3 +332,50 @@ struct PlanTests {
     #expect(elementMessages.count > 1)
   }
 }
+
+/// The kernel objects themselves (set flags, key types and lengths, userdata, expressions and
+/// their attributes, element keys, flags and userdata) are the same as those `nft -f` creates.
+@Suite(.serialized) struct KernelObjectTests {
+  @Test(.enabled(if: KernelTests.enabled))
+  func kernelObjectsEqualThoseNftCreates() throws {
+    let a = try NetNS()
+    let b = try NetNS()
+    defer {
+      a.delete()
+      b.delete()
+    }
+    let rs = Samples.everything()
+    let ours = try NFTBackend(namespacePath: a.path)
+    _ = try ours.sync(rs)
+    try b.nftLoad(NFTText.render(rs))
+    let theirs = try NFTBackend(namespacePath: b.path)
+    let names: [(TableFamily, String)] = [(.ip, "nftproxy"), (.ip6, "nftproxy")]
+    var x = try ours.dump(tables: names)
+    var y = try theirs.dump(tables: names)
+    func sortElements(_ d: inout [NFTBackend.TableDump]) {
+      for t in d.indices {
+        for s in d[t].sets.indices {
+          d[t].sets[s].elements.sort {
+            $0.key.lexicographicallyPrecedes($1.key)
+              || ($0.key == $1.key && ($0.flags ?? 0) < ($1.flags ?? 0))
+          }
+        }
+      }
+    }
+    sortElements(&x)
+    sortElements(&y)
+    #expect(x.count == 2)
+    for (p, q) in zip(x, y) {
+      #expect(p.table == q.table)
+      #expect(p.chains == q.chains)
+      for (s, t) in zip(p.sets, q.sets) {
+        #expect(s.set == t.set)
+        #expect(s.elements == t.elements, "elements of set \(s.set.name)")
+      }
+      for (chain, rules) in p.rules {
+        #expect(rules == q.rules[chain], "rules of chain \(chain)")
+      }
+      #expect(p.rules.keys.sorted() == q.rules.keys.sorted())
+    }
+  }
+}

@@ -64,6 +64,26 @@ enum Samples {
           name: "protos", keyType: [.inetProto], elements: [SetElement(key: [.proto(.udp)])]),
         NamedSet(
           name: "mark-set", keyType: [.mark], elements: [SetElement(key: [.integer(0x4000)])]),
+        NamedSet(
+          name: "nat-targets", keyType: [.ipv4Addr, .inetService], dataType: .ipv4Addr,
+          comment: "targets",
+          elements: [
+            SetElement(
+              key: [.address(ip("10.96.0.1")), .port(80)], data: .value([.address(ip("10.1.0.1"))]),
+              comment: "a")
+          ]),
+        NamedSet(
+          name: "port-map", keyType: [.inetService], dataType: .inetService,
+          elements: [SetElement(key: [.port(80)], data: .value([.port(8080)]))]),
+        NamedSet(
+          name: "proto-map", keyType: [.inetProto], dataType: .inetProto,
+          elements: [SetElement(key: [.proto(.tcp)], data: .value([.proto(.udp)]))]),
+        NamedSet(
+          name: "timed", keyType: [.ipv4Addr, .inetProto], flags: [.timeout], timeout: 90,
+          comment: "no elements: their expiry countdown would make listings differ"),
+        NamedSet(
+          name: "fixed", keyType: [.ipv6Addr], flags: [.constant],
+          elements: [SetElement(key: [.address(ip("::2"))])]),
       ],
       chains: [
         Chain(
