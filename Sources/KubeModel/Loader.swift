@@ -241,6 +241,12 @@ private struct Session {
   }
 
   mutating func add(text: String, file: String) throws(ManifestError) {
+    // JSON goes through a dedicated reader; text that is not strict JSON (flow-style YAML, or
+    // broken JSON) falls back to the YAML parser, which also reports syntax errors.
+    if JSONTreeReader.looksLikeJSON(text), let tree = try? JSONTreeReader.parse(text) {
+      if !tree.isNull { try add(node: tree, at: Location(file: file, document: 1), defaults: nil) }
+      return
+    }
     let parser: Parser
     do {
       parser = try Parser(yaml: text, resolver: .basic)

@@ -438,4 +438,33 @@ struct LoaderTests {
     #expect(null.field == "addressType")
     #expect(null.message == "must not be null")
   }
+
+  @Test func jsonEscapesTabsAndFallbacks() throws {
+    // Tab indentation, escaped slashes and a surrogate pair (as Python writes non-BMP text).
+    let text =
+      "{\n\t\"apiVersion\": \"v1\",\n\t\"kind\": \"Service\",\n\t\"metadata\": {\n"
+      + "\t\t\"name\": \"web\",\n\t\t\"annotations\": {\"u\": \"http:\\/\\/x\\u00e9\\ud83d\\ude00\"}\n"
+      + "\t},\n\t\"spec\": {\"ports\": [{\"port\": 80, \"protocol\": \"UDP\"}]}\n}\n"
+    let r = try T.load(text, file: "t.json")
+    let svc = try #require(r.state.services.first)
+    #expect(svc.metadata.annotations == ["u": "http://x\u{e9}\u{1F600}"])
+    #expect(svc.spec.ports?.first?.protocol == "UDP")
+
+    // Flow-style YAML that is not strict JSON still loads.
+    let flow =
+      "{apiVersion: v1, kind: Service, metadata: {name: flow}, spec: {ports: [{port: 80},]}}"
+    #expect(try T.load(flow).state.services.map(\.key) == ["default/flow"])
+
+    // Broken JSON is a syntax error naming file and document.
+    let broken = try #require(T.error("{\"apiVersion\": \"v1\",\n \"kind\": ", file: "b.json"))
+    #expect(broken.description.hasPrefix("b.json: document 1: syntax error at line "))
+
+    // A number in a JSON string is not a number.
+    let quoted = try #require(
+      T.error(
+        #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":"80"}]}}"#,
+        file: "q.json"))
+    #expect(quoted.field == "spec.ports[0].port")
+    #expect(quoted.message == "expected an integer, got \"80\"")
+  }
 }
