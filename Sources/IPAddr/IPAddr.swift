@@ -23,7 +23,7 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
   /// Parses an address. IPv4 parts with leading zeros are read as decimal (as Kubernetes'
   /// "sloppy" parser does) and `hadLeadingZeros` reports it so callers can warn.
   public static func parse(_ text: String) -> (address: IPAddress, hadLeadingZeros: Bool)? {
-    if text.contains(":") {
+    if text.utf8.contains(0x3A) {
       var buf = in6_addr()
       let ok = text.withCString { inet_pton(AF_INET6, $0, &buf) }
       guard ok == 1 else { return nil }
@@ -34,18 +34,46 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
       for i in 8..<16 { lo = lo << 8 | UInt64(bytes[i]) }
       return (.v6(hi, lo), false)
     }
-    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 4 else { return nil }
+    // IPv4: four decimal parts of 1-3 digits, each at most 255; read byte by byte.
     var value: UInt32 = 0
+    var part: UInt32 = 0
+    var digits = 0
+    var parts = 0
     var zeros = false
-    for p in parts {
-      guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0 >= "0" && $0 <= "9" }),
-        let n = UInt32(p), n <= 255
-      else { return nil }
-      if p.count > 1 && p.first == "0" { zeros = true }
-      value = value << 8 | n
-    }
-    return (.v4(value), zeros)
+    var firstDigitZero = false
+    let ok: Bool = text.utf8.withContiguousStorageIfAvailable { buf -> Bool in
+      for c in buf {
+        if c >= 0x30 && c <= 0x39 {
+          if digits == 0 { firstDigitZero = c == 0x30 }
+          digits += 1
+          part = part * 10 + UInt32(c - 0x30)
+          if digits > 3 || part > 255 { return false }
+        } else if c == 0x2E {
+          guard digits > 0, parts < 3 else { return false }
+          if digits > 1 && firstDigitZero { zeros = true }
+          value = value << 8 | part
+          parts += 1
+          part = 0
+          digits = 0
+        } else {
+          return false
+        }
+      }
+      guard digits > 0, parts == 3 else { return false }
+      if digits > 1 && firstDigitZero { zeros = true }
+      value = value << 8 | part
+      return true
+    } ?? {
+      // Non-contiguous strings (bridged) are rare; copy and retry.
+      var copy = text
+      copy.makeContiguousUTF8()
+      return IPAddress.parse(copy).map { r -> Bool in
+        if case .v4(let v) = r.address { value = v }
+        zeros = r.hadLeadingZeros
+        return true
+      } ?? false
+    }()
+    return ok ? (.v4(value), zeros) : nil
   }
 
   /// Parses an address, returning nil on any error.
@@ -57,7 +85,27 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .v4(let v):
-      return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
+      return String(unsafeUninitializedCapacity: 15) { buf in
+        var n = 0
+        for shift in stride(from: 24, through: 0, by: -8) {
+          let octet = Int(v >> UInt32(shift) & 0xff)
+          if octet >= 100 {
+            buf[n] = UInt8(0x30 + octet / 100)
+            n += 1
+          }
+          if octet >= 10 {
+            buf[n] = UInt8(0x30 + octet / 10 % 10)
+            n += 1
+          }
+          buf[n] = UInt8(0x30 + octet % 10)
+          n += 1
+          if shift > 0 {
+            buf[n] = 0x2E
+            n += 1
+          }
+        }
+        return n
+      }
     case .v6:
       var addr = in6_addr()
       let b = bytes

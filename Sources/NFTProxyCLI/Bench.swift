@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
   @Flag(help: "Also apply into a throwaway network namespace (root): full, one-endpoint partial, no-change syncs.")
   var apply = false
   @Option(help: "Repeat each timed phase this many times and report the median.") var repeats = 3
+  @Flag(help: "Skip the manifest decode phase.") var skipDecode = false
   @Option(help: "Write the results as JSON to this file.") var json: String?
   @Option(help: "Write nftproxy's rule set as nft text to this file (for baselines).") var emitNft: String?
   @Option(help: "Write the kube-proxy-shaped rule set for the same cluster to this file (for baselines).")
@@ -39,11 +40,13 @@ struct Bench: ParsableCommand {
     let progress = Progress(total: apply ? 8 : 5)
 
     let state = progress.step("generate") { gen.generate() }
-    let listJSON = progress.step("encode manifests as JSON (untimed setup)") { state.listJSON() }
+    let listJSON = skipDecode ? "" : progress.step("encode manifests as JSON (untimed setup)") { state.listJSON() }
     var results: [(String, Double)] = []
-    results.append(("decode", try progress.timed("decode", repeats: repeats) {
-      _ = try ManifestLoader.load(text: listJSON, file: "bench.json")
-    }))
+    if !skipDecode {
+      results.append(("decode", try progress.timed("decode", repeats: repeats) {
+        _ = try ManifestLoader.load(text: listJSON, file: "bench.json")
+      }))
+    }
     var resolved: ResolvedCluster? = nil
     results.append(("resolve", progress.timedNoThrow("resolve", repeats: repeats) {
       resolved = Resolver.resolve(state, config: config)

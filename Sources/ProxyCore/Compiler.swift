@@ -114,8 +114,8 @@ struct TableBuilder {
   static let servicesChain = "services"
   static let checksChain = "service-checks"
 
-  func chainName(_ kind: String, _ sp: ResolvedServicePort) -> String {
-    Compiler.limitName("\(kind)-\(sp.id)")
+  func chainName(_ kind: String, _ id: String) -> String {
+    Compiler.limitName("\(kind)-\(id)")
   }
 
   func endpointSuffix(_ ep: ResolvedEndpoint) -> String {
@@ -142,9 +142,9 @@ struct TableBuilder {
     clusterIPs[sp.clusterIP] = sp.serviceKey
     let protoPort: [Value] = [.proto(sp.proto), .port(sp.port)]
 
-    let serviceChain = chainName("service", sp)
-    let localChain = chainName("local", sp)
-    let externalChain = chainName("external", sp)
+    let serviceChain = chainName("service", id)
+    let localChain = chainName("local", id)
+    let externalChain = chainName("external", id)
     let usesCluster = sp.usesClusterEndpoints && !sp.clusterEndpoints.isEmpty
     let usesLocal = sp.usesLocalEndpoints && !sp.localEndpoints.isEmpty
 
@@ -216,7 +216,7 @@ struct TableBuilder {
             rules: rules))
       }
       if !sp.loadBalancerIPs.isEmpty && !sp.sourceRanges.isEmpty {
-        let fwChain = chainName("firewall", sp)
+        let fwChain = chainName("firewall", id)
         var rules: [Rule] = sp.sourceRanges.sorted().map {
           Rule([.match(saddr, .eq, .prefix($0)), .verdict(.return)])
         }
@@ -261,8 +261,7 @@ struct TableBuilder {
   }
 
   /// Chooses an endpoint uniformly: rule i matches with probability 1/(n-i) of what reaches it.
-  mutating func endpointRules(_ sp: ResolvedServicePort, _ eps: [ResolvedEndpoint]) -> [Rule]
-  {
+  mutating func endpointRules(_ sp: ResolvedServicePort, _ eps: [ResolvedEndpoint]) -> [Rule] {
     var rules: [Rule] = []
     let n = eps.count
     if let timeout = sp.affinityTimeout {

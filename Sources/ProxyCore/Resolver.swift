@@ -143,7 +143,9 @@ public enum Resolver {
       }
       ports += resolve(service: svc, slices: slices, node: node)
     }
-    ports.sort { ($0.id, $0.family) < ($1.id, $1.family) }
+    ports = zip(ports.map(\.id), ports).sorted { a, b in
+      a.0 != b.0 ? a.0 < b.0 : a.1.family < b.1.family
+    }.map(\.1)
     skipped.sort { $0.key < $1.key }
     return ResolvedCluster(node: node, servicePorts: ports, skipped: skipped, warnings: warnings)
   }

@@ -58,7 +58,7 @@ struct GoldenTests {
     if text != expected {
       let a = text.split(separator: "\n", omittingEmptySubsequences: false)
       let b = expected.split(separator: "\n", omittingEmptySubsequences: false)
-      let i = zip(a, b).firstIndex { $0 != $1 } ?? min(a.count, b.count)
+      let i = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
       Issue.record(
         """
         \(c.name): output differs from expected.nft at line \(i + 1):
