@@ -60,6 +60,10 @@ let package = Package(
       ]
     ),
     .testTarget(
+      name: "DataplaneTests",
+      dependencies: ["NFTProxyCLI", "ProxyCore", "NFTables", "KubeModel", "TestSupport"]
+    ),
+    .testTarget(
       name: "KubeWatchTests",
       dependencies: [
         "KubeWatch", "KubeModel", "TestSupport",
