@@ -204,6 +204,11 @@ public final class NFTBackend {
     throw NFTError.system(operation: "sync: other writers kept committing", errno: EAGAIN)
   }
 
+  /// Sends operations as one batch, bypassing the applied state (cleanup, tests).
+  func apply(_ ops: [NFTOperation], genid: UInt32?) throws {
+    try send(try build(ops, genid: genid))
+  }
+
   /// Sends a built batch and maps the first error to its operation.
   private func send(_ b: Built) throws {
     let firstMsg = b.firstSeq &+ 1
@@ -343,8 +348,7 @@ public final class NFTBackend {
       ops.append(.deleteTable(f, n))
     }
     guard !ops.isEmpty else { return }
-    let built = try build(ops, genid: nil)
-    try send(built)
+    try apply(ops, genid: nil)
     if var a = applied {
       a.tables.removeAll { t in tables.contains { $0 == (t.family, t.name) } }
       applied = a

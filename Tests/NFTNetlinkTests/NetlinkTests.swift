@@ -379,3 +379,62 @@ struct PlanTests {
     }
   }
 }
+
+/// 10,000 services × 10 endpoints through one batch, then a one-endpoint partial sync. Slow
+/// (the kernel commit dominates), so only with `NFTPROXY_SCALE_TESTS=1`.
+@Test(
+  .enabled(
+    if: KernelTests.enabled && ProcessInfo.processInfo.environment["NFTPROXY_SCALE_TESTS"] == "1"))
+func scaleTenThousandServices() throws {
+  let ns = try NetNS()
+  defer { ns.delete() }
+  let backend = try NFTBackend(namespacePath: ns.path)
+  var rs = Samples.services(10_000)
+  let full = try backend.sync(rs)
+  print("scale: \(full)")
+  #expect(full.kind == .full)
+  let i = rs.tables[0].chains.firstIndex { $0.name == "svc-42" }!
+  rs.tables[0].chains[i].rules = Samples.endpointRules(service: 42, endpoints: 10, generation: 1)
+  let partial = try backend.sync(rs)
+  print("scale: \(partial)")
+  #expect(partial.kind == .partial)
+  #expect(partial.messageCount == 11)
+}
+
+@Suite(.serialized) struct KernelGenerationTests {
+  /// A batch computed against an old generation is refused as a whole (ERESTART).
+  @Test(.enabled(if: KernelTests.enabled))
+  func staleGenerationIsRefused() throws {
+    let ns = try NetNS()
+    defer { ns.delete() }
+    let backend = try NFTBackend(namespacePath: ns.path)
+    let gen = try backend.generation()
+    try ns.nftLoad("table ip other {\n}\n")
+    let ops = Diff.fullSync(Samples.services(2))
+    #expect(
+      throws: NFTError.rejected(operation: "begin transaction", errno: ERESTART, otherErrors: 0)
+    ) {
+      try backend.apply(ops, genid: gen)
+    }
+    #expect(!(try ns.nftListRuleset().contains("nftproxy")))
+    try backend.apply(ops, genid: try backend.generation())
+    #expect(try ns.nftListRuleset().contains("nftproxy"))
+  }
+
+  /// Any foreign commit (even to another table) makes the next sync full; our own commits do not.
+  @Test(.enabled(if: KernelTests.enabled))
+  func foreignCommitForcesFullSync() throws {
+    let ns = try NetNS()
+    defer { ns.delete() }
+    let backend = try NFTBackend(namespacePath: ns.path)
+    var rs = Samples.services(5)
+    _ = try backend.sync(rs)
+    rs.tables[0].chains[3].rules.removeLast()
+    #expect(try backend.sync(rs).kind == .partial)
+    try ns.nftLoad("table ip other {\n}\n")
+    rs.tables[0].chains[3].rules.removeLast()
+    let report = try backend.sync(rs)
+    #expect(report.kind == .full)
+    #expect(try backend.diffAgainstKernel(rs).isEmpty)
+  }
+}
