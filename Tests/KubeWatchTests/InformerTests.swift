@@ -117,7 +117,10 @@ func withInformer<O: KubeObject>(
         }
         #expect(kinds == ["default/a": "modified", "default/b": "deleted", "default/d": "added"])
 
-        #expect(server.requests(path: servicesPath, watch: false).count == 2)
+        // Two lists (pageSize 2, so two pages each); each starts without a continue token.
+        let lists = server.requests(path: servicesPath, watch: false)
+        #expect(lists.filter { $0.query["continue"] == nil }.count == 2)
+        #expect(lists.count == 4)
         try await waitUntil("watch after relist") {
           server.requests(path: servicesPath, watch: true).count == 3
         }
