@@ -97,7 +97,7 @@ let package = Package(
     .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore", "KubeModel", "NFTables"]),
     .testTarget(
       name: "GoldenTests",
-      dependencies: ["NFTProxyCLI", "ProxyCore", "KubeModel", "NFTables", "TestSupport"]
+      dependencies: ["NFTProxyCLI", "ProxyCore", "KubeModel", "NFTables", "NFTNetlink", "TestSupport"]
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -239,8 +239,16 @@ private struct Checker {
 
     if let ips = spec.externalIPs {
       var out: [String] = []
+      // As kube-proxy, an invalid external IP is skipped (with a warning) rather than failing
+      // the whole Service: the other frontends keep working.
       for (i, text) in ips.enumerated() {
-        out.append(try ip(text, "spec.externalIPs[\(i)]").text)
+        let field = "spec.externalIPs[\(i)]"
+        switch Normalize.ip(text) {
+        case .failure(let p): warn(field, p.message + "; address skipped")
+        case .success(let parsed):
+          if parsed.hadLeadingZeros { warn(field, Normalize.leadingZerosWarning(text, parsed.text)) }
+          out.append(parsed.text)
+        }
       }
       spec.externalIPs = out
     }

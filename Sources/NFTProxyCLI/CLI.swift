@@ -13,7 +13,7 @@ public struct NFTProxyCommand: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "nftproxy",
     abstract: "A kube-proxy replacement that programs nftables over netlink.",
-    subcommands: [Dump.self, Run.self, Diff.self, Cleanup.self, Bench.self]
+    subcommands: [Dump.self, Run.self, DiffCommand.self, Cleanup.self, Bench.self]
   )
 
   public init() {}

@@ -19,8 +19,9 @@ enum OneShot {
   }
 }
 
-struct Diff: ParsableCommand {
+struct DiffCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "diff",
     abstract: "Show what a sync would change in the kernel now (chains, sets, elements); changes nothing.")
 
   @Option(name: .customLong("manifests"), help: "Manifest files or directories (YAML or JSON).")

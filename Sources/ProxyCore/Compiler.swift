@@ -232,16 +232,7 @@ struct TableBuilder {
     }
 
     if usesCluster {
-      var rules: [Rule] = []
-      if config.masqueradeAll {
-        rules.append(
-          Rule([.match(daddr, .eq, .address(sp.clusterIP)), .verdict(.jump(TableBuilder.markChain))]))
-      } else if let pods = podCIDRs {
-        var stmts: [Statement] = [.match(daddr, .eq, .address(sp.clusterIP))]
-        for c in pods { stmts.append(.match(saddr, .neq, .prefix(c))) }
-        stmts.append(.verdict(.jump(TableBuilder.markChain)))
-        rules.append(Rule(stmts, comment: "masquerade traffic from outside the cluster"))
-      }
+      var rules = masqueradeRules(sp)
       rules += endpointRules(sp, sp.clusterEndpoints)
       serviceChains.append(
         Chain(
@@ -252,8 +243,24 @@ struct TableBuilder {
       serviceChains.append(
         Chain(
           name: localChain, comment: "\(sp.serviceKey) port \(portLabel(sp)): node-local endpoints",
-          rules: endpointRules(sp, sp.localEndpoints)))
+          rules: (sp.internalPolicyLocal ? masqueradeRules(sp) : [])
+            + endpointRules(sp, sp.localEndpoints)))
     }
+  }
+
+  /// The first rule of the chain ClusterIP traffic enters: masquerade sources outside the pod
+  /// network (every source with `--masquerade-all`; none when the pod network is unknown).
+  func masqueradeRules(_ sp: ResolvedServicePort) -> [Rule] {
+    if config.masqueradeAll {
+      return [
+        Rule([.match(daddr, .eq, .address(sp.clusterIP)), .verdict(.jump(TableBuilder.markChain))])
+      ]
+    }
+    guard let pods = podCIDRs else { return [] }
+    var stmts: [Statement] = [.match(daddr, .eq, .address(sp.clusterIP))]
+    for c in pods { stmts.append(.match(saddr, .neq, .prefix(c))) }
+    stmts.append(.verdict(.jump(TableBuilder.markChain)))
+    return [Rule(stmts, comment: "masquerade traffic from outside the cluster")]
   }
 
   func portLabel(_ sp: ResolvedServicePort) -> String {

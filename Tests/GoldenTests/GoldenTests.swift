@@ -1,4 +1,5 @@
 import Foundation
+import NFTNetlink
 import NFTProxyCLI
 import NFTables
 import ProxyCore
@@ -29,13 +30,17 @@ struct GoldenCase: Sendable, CustomStringConvertible {
 
   /// Compiles the case's manifests with its flags, as `nftproxy dump` would.
   func render() throws -> String {
+    NFTText.render(try ruleset())
+  }
+
+  func ruleset() throws -> Ruleset {
     let argsText =
       (try? String(contentsOf: directory.appendingPathComponent("args"), encoding: .utf8)) ?? ""
     let args = argsText.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
     let options = try NodeOptions.parse(args)
     let out = try Pipeline.compile(
       manifests: [directory.appendingPathComponent("input.yaml").path], config: options.config())
-    return NFTText.render(out.ruleset)
+    return out.ruleset
   }
 }
 
@@ -89,5 +94,25 @@ struct GoldenKernelTests {
     defer { ns2.delete() }
     try ns2.nftLoad(listing)
     #expect(try ns2.nftListRuleset() == listing)
+  }
+}
+
+@Suite("Golden rule sets applied over netlink", .enabled(if: KernelTests.enabled))
+struct GoldenNetlinkTests {
+  @Test("netlink apply lists exactly like nft -f of the text", arguments: GoldenCase.all)
+  func netlinkMatchesText(_ c: GoldenCase) throws {
+    let ruleset = try c.ruleset()
+    let viaText = try NetNS()
+    defer { viaText.delete() }
+    try viaText.nftLoad(NFTText.render(ruleset))
+    let viaNetlink = try NetNS()
+    defer { viaNetlink.delete() }
+    let backend = try NFTBackend(namespacePath: viaNetlink.path)
+    let report = try backend.sync(ruleset)
+    #expect(report.kind == .full)
+    #expect(try viaNetlink.nftListRuleset() == viaText.nftListRuleset())
+    // Read back over netlink: the kernel holds what we meant, and a second sync sends nothing.
+    #expect(try backend.diffAgainstKernel(ruleset).isEmpty)
+    #expect(try backend.sync(ruleset).kind == .none)
   }
 }

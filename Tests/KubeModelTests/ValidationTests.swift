@@ -102,9 +102,6 @@ private let serviceCases: [ServiceCase] = [
     spec: "  ports:\n  - {name: a, port: 80}\n  - {name: b, port: 80, protocol: tcp}",
     field: "spec.ports[1]", message: "duplicate port 80/TCP (also spec.ports[0])"),
   ServiceCase(
-    spec: "  externalIPs: [192.0.2.1, 192.0.2.x]", field: "spec.externalIPs[1]",
-    message: "invalid IP address \"192.0.2.x\""),
-  ServiceCase(
     spec: "  loadBalancerIP: 1.2.3", field: "spec.loadBalancerIP",
     message: "invalid IP address \"1.2.3\""),
   ServiceCase(
@@ -410,4 +407,20 @@ struct ValidationTests {
         error == ValidationError(field: "metadata.name", message: "required field is missing"))
     }
   }
+}
+
+@Test func invalidExternalIPIsSkippedWithAWarning() throws {
+  let text = """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: web, namespace: default}
+    spec:
+      clusterIP: 10.96.0.10
+      externalIPs: [192.0.2.1, 192.0.2.x]
+      ports: [{port: 80}]
+    """
+  let r = try ManifestLoader.load(text: text, file: "x.yaml")
+  #expect(r.state.services.first?.spec.externalIPs == ["192.0.2.1"])
+  #expect(r.warnings.count == 1)
+  #expect(r.warnings.first?.contains("spec.externalIPs[1]: invalid IP address \"192.0.2.x\"; address skipped") == true)
 }

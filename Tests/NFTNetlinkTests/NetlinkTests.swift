@@ -381,10 +381,11 @@ struct PlanTests {
 }
 
 /// 10,000 services × 10 endpoints through one batch, then a one-endpoint partial sync. Slow
-/// (the kernel commit dominates), so only with `NFTPROXY_SCALE_TESTS=1`.
+/// (the kernel commit dominates), so only in CI or with `NFTPROXY_SCALE_TESTS=1`.
 @Test(
   .enabled(
-    if: KernelTests.enabled && ProcessInfo.processInfo.environment["NFTPROXY_SCALE_TESTS"] == "1"))
+    if: KernelTests.enabled
+      && (KernelTests.inCI || ProcessInfo.processInfo.environment["NFTPROXY_SCALE_TESTS"] == "1")))
 func scaleTenThousandServices() throws {
   let ns = try NetNS()
   defer { ns.delete() }
