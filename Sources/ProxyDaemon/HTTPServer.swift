@@ -35,7 +35,9 @@ public struct HTTPResponse: Sendable {
   static func text(_ status: HTTPResponseStatus, _ body: String) -> HTTPResponse {
     HTTPResponse(
       status: status,
-      headers: [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
+      headers: [
+        ("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff"),
+      ],
       body: body)
   }
 
@@ -157,7 +159,8 @@ final class RouteHandler: ChannelInboundHandler, RemovableChannelHandler {
       if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
       context.write(
         wrapOutboundOut(
-          .head(HTTPResponseHead(version: request.version, status: response.status, headers: headers))),
+          .head(
+            HTTPResponseHead(version: request.version, status: response.status, headers: headers))),
         promise: nil)
       if request.method != .HEAD {
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -206,12 +209,15 @@ public final class HTTPServerService: Service, CustomStringConvertible {
       server = try await HTTPServer.start(at: address, group: group, handler: handler)
     } catch {
       logger.error(
-        "cannot listen", metadata: ["server": "\(name)", "address": "\(address)", "error": "\(error)"])
+        "cannot listen",
+        metadata: ["server": "\(name)", "address": "\(address)", "error": "\(error)"])
       bound.set(.failure(error))
       throw error
     }
     if let local = server.localAddress { bound.set(.success(local)) }
-    logger.info("listening", metadata: ["server": "\(name)", "address": "\(server.localAddress.map { "\($0)" } ?? "?")"])
+    logger.info(
+      "listening",
+      metadata: ["server": "\(name)", "address": "\(server.localAddress.map { "\($0)" } ?? "?")"])
     try? await gracefulShutdown()
     await server.close()
     logger.debug("stopped", metadata: ["server": "\(name)"])

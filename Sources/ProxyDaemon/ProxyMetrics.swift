@@ -83,10 +83,14 @@ public final class ProxyMetrics: Sendable {
       label: Name.noLocalEndpoints, dimensions: [("traffic_policy", "internal")], factory: factory)
     noLocalEndpointsExternal = CoreMetrics.Gauge(
       label: Name.noLocalEndpoints, dimensions: [("traffic_policy", "external")], factory: factory)
-    healthz200 = CoreMetrics.Counter(label: Name.healthz, dimensions: [("code", "200")], factory: factory)
-    healthz503 = CoreMetrics.Counter(label: Name.healthz, dimensions: [("code", "503")], factory: factory)
-    livez200 = CoreMetrics.Counter(label: Name.livez, dimensions: [("code", "200")], factory: factory)
-    livez503 = CoreMetrics.Counter(label: Name.livez, dimensions: [("code", "503")], factory: factory)
+    healthz200 = CoreMetrics.Counter(
+      label: Name.healthz, dimensions: [("code", "200")], factory: factory)
+    healthz503 = CoreMetrics.Counter(
+      label: Name.healthz, dimensions: [("code", "503")], factory: factory)
+    livez200 = CoreMetrics.Counter(
+      label: Name.livez, dimensions: [("code", "200")], factory: factory)
+    livez503 = CoreMetrics.Counter(
+      label: Name.livez, dimensions: [("code", "503")], factory: factory)
   }
 
   /// The Prometheus text exposition of everything in ``registry``.

@@ -189,11 +189,13 @@ final class TestDaemon: Sendable {
   @Test func healthCheckNodePortFollowsTheService() async throws {
     let d = try TestDaemon()
     let hc = try await freePort()
-    let lb = localLBService("lb", ns: "shop", ip: "10.96.0.30", nodePort: 30100, healthCheckNodePort: hc)
+    let lb = localLBService(
+      "lb", ns: "shop", ip: "10.96.0.30", nodePort: 30100, healthCheckNodePort: hc)
     let withLocal = ClusterState(
       services: [lb],
       endpointSlices: [
-        slice(for: "lb", ns: "shop", [("10.244.1.7", nodeName, true), ("10.244.2.7", "node-b", true)])
+        slice(
+          for: "lb", ns: "shop", [("10.244.1.7", nodeName, true), ("10.244.2.7", "node-b", true)])
       ])
     try await d.send(StateUpdate(state: withLocal))
     try await d.waitForSyncs(1)
@@ -251,11 +253,16 @@ final class TestDaemon: Sendable {
   }
 
   @Test func bindAddressesParseLikeKubeProxy() throws {
-    #expect(BindAddress(parsing: "0.0.0.0:10256", defaultPort: 1) == BindAddress(host: "0.0.0.0", port: 10256))
-    #expect(BindAddress(parsing: ":10249", defaultPort: 1) == BindAddress(host: "0.0.0.0", port: 10249))
+    #expect(
+      BindAddress(parsing: "0.0.0.0:10256", defaultPort: 1)
+        == BindAddress(host: "0.0.0.0", port: 10256))
+    #expect(
+      BindAddress(parsing: ":10249", defaultPort: 1) == BindAddress(host: "0.0.0.0", port: 10249))
     #expect(BindAddress(parsing: "[::1]:80", defaultPort: 1) == BindAddress(host: "::1", port: 80))
     #expect(BindAddress(parsing: "::", defaultPort: 10256) == BindAddress(host: "::", port: 10256))
-    #expect(BindAddress(parsing: "127.0.0.1", defaultPort: 10249) == BindAddress(host: "127.0.0.1", port: 10249))
+    #expect(
+      BindAddress(parsing: "127.0.0.1", defaultPort: 10249)
+        == BindAddress(host: "127.0.0.1", port: 10249))
     #expect(BindAddress(parsing: "1.2.3.4:99999", defaultPort: 1) == nil)
     #expect(BindAddress(parsing: "[::1", defaultPort: 1) == nil)
     #expect(throws: DaemonError.self) {

@@ -81,7 +81,9 @@ import Testing
     #expect(try await get(port: p1, "/").status == 200)
 
     // Counts update in place; a removed service's port closes.
-    await ports.update([HealthCheckService(namespace: "ns", name: "two", port: p2, localEndpoints: 1)])
+    await ports.update([
+      HealthCheckService(namespace: "ns", name: "two", port: p2, localEndpoints: 1)
+    ])
     #expect(await ports.openPorts == [p2])
     #expect(try await get(port: p2, "/").status == 200)
     #expect(await connectionRefused(port: p1))

@@ -85,7 +85,8 @@ func localLBService(
           nodePort: nodePort + 1),
       ],
       externalTrafficPolicy: "Local", healthCheckNodePort: healthCheckNodePort),
-    status: ServiceStatus(loadBalancer: LoadBalancerStatus(ingress: [LoadBalancerIngress(ip: lbIP)])))
+    status: ServiceStatus(
+      loadBalancer: LoadBalancerStatus(ingress: [LoadBalancerIngress(ip: lbIP)])))
 }
 
 /// An EndpointSlice for `service` with the given (address, node, ready) endpoints, serving the
@@ -113,7 +114,9 @@ func slice(
 /// A small cluster whose content depends on `generation` (so successive states differ).
 func cluster(generation: Int) -> ClusterState {
   var services = [clusterIPService("web", ip: "10.96.0.10")]
-  var slices = [slice(for: "web", [("10.244.1.5", nodeName, true), ("10.244.2.5", "node-b", true)])]
+  var slices = [
+    slice(for: "web", [("10.244.1.5", nodeName, true), ("10.244.2.5", "node-b", true)])
+  ]
   for i in 0..<generation {
     services.append(clusterIPService("gen\(i)", ip: "10.96.1.\(i + 1)"))
     slices.append(slice(for: "gen\(i)", [("10.244.2.\(i + 10)", "node-b", true)]))
@@ -162,10 +165,13 @@ func get(port: Int, _ path: String) async throws -> Fetched {
     body: String(buffer: body))
 }
 
-/// Whether nothing listens on 127.0.0.1:port any more.
+/// Whether nothing listens on 127.0.0.1:port any more (a plain TCP connect is refused; HTTP
+/// clients would retry a refused connection until their deadline).
 func connectionRefused(port: Int) async -> Bool {
   do {
-    _ = try await get(port: port, "/")
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+      .connect(host: "127.0.0.1", port: port).get()
+    try? await channel.close()
     return false
   } catch {
     return true

@@ -186,7 +186,9 @@ import Testing
     let options = SyncOptions(
       minSyncPeriod: .seconds(1), syncPeriod: .seconds(30), initialBackoff: .seconds(1),
       maxBackoff: .seconds(10))
-    #expect((1...6).map { options.backoff(afterFailures: $0) } == [1, 2, 4, 8, 10, 10].map { .seconds($0) })
+    #expect(
+      (1...6).map { options.backoff(afterFailures: $0) }
+        == [1, 2, 4, 8, 10, 10].map { .seconds($0) })
     #expect(options.healthTimeout == .seconds(60))
   }
 
