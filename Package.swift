@@ -84,9 +84,10 @@ let package = Package(
     .target(
       name: "NFTProxyCLI",
       dependencies: [
-        "KubeModel", "NFTables", "NFTNetlink", "ProxyCore", "Synthetic",
+        "KubeModel", "NFTables", "NFTNetlink", "ProxyCore", "Synthetic", "KubeWatch", "ProxyDaemon",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]
     ),
     .executableTarget(name: "nftproxy", dependencies: ["NFTProxyCLI"]),

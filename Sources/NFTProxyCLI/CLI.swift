@@ -9,7 +9,7 @@ import ProxyCore
 #endif
 
 /// The `nftproxy` command.
-public struct NFTProxyCommand: ParsableCommand {
+public struct NFTProxyCommand: AsyncParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "nftproxy",
     abstract: "A kube-proxy replacement that programs nftables over netlink.",
@@ -17,6 +17,20 @@ public struct NFTProxyCommand: ParsableCommand {
   )
 
   public init() {}
+
+  /// Parses the process arguments and runs the chosen subcommand (async ones awaited).
+  public static func runMain(_ arguments: [String]? = nil) async {
+    do {
+      var command = try parseAsRoot(arguments)
+      if var asyncCommand = command as? AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      exit(withError: error)
+    }
+  }
 }
 
 /// Node and cluster flags shared by every subcommand that compiles rules (kube-proxy's names).

@@ -1,4 +1,8 @@
 import ArgumentParser
+import KubeModel
+import KubeWatch
+import Logging
+import ProxyDaemon
 import NFTNetlink
 import NFTables
 import ProxyCore
@@ -59,27 +63,69 @@ struct Cleanup: ParsableCommand {
   }
 }
 
-struct Run: ParsableCommand {
+struct Run: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Program this node: once (--once), or as a daemon that follows the API or the manifests.")
 
-  @Option(name: .customLong("manifests"), help: "Manifest files or directories (YAML or JSON).")
+  @Option(name: .customLong("manifests"), help: "Manifest files or directories (YAML or JSON), re-read when they change.")
   var manifests: [String] = []
+
+  @Option(help: "kubeconfig file; without it and without --manifests, the in-cluster service account is used.")
+  var kubeconfig: String?
 
   @Flag(help: "Apply one sync and exit (0 on success).")
   var once = false
 
   @OptionGroup var node: NodeOptions
 
+  @Option(help: "At most one sync per this many seconds.") var minSyncPeriod: Double = 1
+  @Option(help: "A full resync (repairing drift) at least every this many seconds.") var syncPeriod: Double = 30
+  @Option(help: "host:port of /healthz and /livez; empty disables.") var healthzBindAddress = "0.0.0.0:10256"
+  @Option(help: "host:port of /metrics; empty disables.") var metricsBindAddress = "127.0.0.1:10249"
+  @Option(name: [.short, .customLong("v")], help: "Log verbosity: 0 info, 1-3 debug, 4+ trace.") var verbosity = 0
+
   @Option(help: "Network namespace file to operate in (default: the current namespace).")
   var netns: String?
 
   func validate() throws {
-    if manifests.isEmpty { throw ValidationError("--manifests is required") }
-    if !once { throw ValidationError("only --once is available in this build") }
+    if once && manifests.isEmpty {
+      throw ValidationError("--once needs --manifests")
+    }
+    if !manifests.isEmpty && kubeconfig != nil {
+      throw ValidationError("use either --manifests or --kubeconfig")
+    }
+    if minSyncPeriod < 0 || syncPeriod <= 0 {
+      throw ValidationError("--min-sync-period must be >= 0 and --sync-period > 0")
+    }
   }
 
-  func run() throws {
-    try OneShot.apply(manifests: manifests, config: node.config(), namespace: netns)
+  func run() async throws {
+    let config = try node.config()
+    if once {
+      try OneShot.apply(manifests: manifests, config: config, namespace: netns)
+      return
+    }
+    var logger = Logger(label: "nftproxy")
+    logger.logLevel = verbosity >= 4 ? .trace : verbosity >= 1 ? .debug : .info
+    let source: any StateSource
+    if !manifests.isEmpty {
+      let initial = try ManifestLoader.load(paths: manifests)
+      printWarnings(initial.warnings)
+      source = ManifestStateSource(paths: manifests, initial: initial.state, logger: logger)
+    } else {
+      source = try APIStateSource(
+        config: try KubeConfig.resolve(kubeconfig: kubeconfig), nodeName: config.hostname,
+        logger: logger)
+    }
+    let options = DaemonOptions(
+      sync: SyncOptions(
+        minSyncPeriod: .milliseconds(Int(minSyncPeriod * 1000)),
+        syncPeriod: .milliseconds(Int(syncPeriod * 1000))),
+      healthzBindAddress: healthzBindAddress, metricsBindAddress: metricsBindAddress)
+    let daemon = try Daemon(
+      config: config, options: options, source: source,
+      applier: try NetlinkApplier(namespacePath: netns, logger: logger), logger: logger)
+    logger.info("nftproxy running for node \(config.hostname)")
+    try await daemon.serviceGroup().run()
   }
 }

@@ -1,3 +1,3 @@
 import NFTProxyCLI
 
-NFTProxyCommand.main()
+await NFTProxyCommand.runMain()
