@@ -66,11 +66,31 @@ let package = Package(
     .testTarget(
       name: "KubeWatchTests",
       dependencies: [
-        "KubeWatch", "KubeModel", "TestSupport",
+        "KubeWatch", "KubeModel", "TestSupport", "FakeKubeAPI",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ]
+    ),
+    .target(
+      name: "FakeKubeAPI",
+      dependencies: [
+        "KubeModel", "TestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ],
+      path: "Tests/FakeKubeAPI"
+    ),
+    .testTarget(
+      name: "EndToEndTests",
+      dependencies: [
+        "NFTProxyCLI", "FakeKubeAPI", "TestSupport", "KubeModel", "NFTables",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
       ]
     ),
     .target(name: "NFTables", dependencies: ["IPAddr"]),

@@ -21,14 +21,20 @@ public struct NFTProxyCommand: AsyncParsableCommand {
   /// Parses the process arguments and runs the chosen subcommand (async ones awaited).
   public static func runMain(_ arguments: [String]? = nil) async {
     do {
-      var command = try parseAsRoot(arguments)
-      if var asyncCommand = command as? AsyncParsableCommand {
-        try await asyncCommand.run()
-      } else {
-        try command.run()
-      }
+      try await execute(arguments)
     } catch {
       exit(withError: error)
+    }
+  }
+
+  /// Parses `arguments` and runs the chosen subcommand, throwing instead of exiting (for tests
+  /// that run `nftproxy` in-process).
+  public static func execute(_ arguments: [String]?) async throws {
+    var command = try parseAsRoot(arguments)
+    if var asyncCommand = command as? AsyncParsableCommand {
+      try await asyncCommand.run()
+    } else {
+      try command.run()
     }
   }
 }
@@ -41,7 +47,8 @@ public struct NodeOptions: ParsableArguments {
   @Option(name: .customLong("node-ip"), help: "A node IP (repeatable, IPv4 and/or IPv6).")
   public var nodeIPs: [String] = []
 
-  @Option(name: .customLong("cluster-cidr"), help: "Pod network CIDR (repeatable or comma-separated).")
+  @Option(
+    name: .customLong("cluster-cidr"), help: "Pod network CIDR (repeatable or comma-separated).")
   public var clusterCIDRs: [String] = []
 
   @Option(name: .customLong("service-cidr"), help: "Service CIDR (repeatable or comma-separated).")

@@ -23,9 +23,11 @@ final class NetlinkApplier: RuleApplier, @unchecked Sendable {
     let report = try lock.withLock { try backend.sync(ruleset, full: full) }
     logger.debug("\(report)")
     switch report.kind {
-    case .full: return ApplyResult(kind: .full, messages: report.messageCount)
-    case .partial: return ApplyResult(kind: .partial, messages: report.messageCount)
-    case .none: return ApplyResult(kind: .none)
+    case .full:
+      return ApplyResult(kind: .full, messages: report.messageCount, detail: report.reason)
+    case .partial:
+      return ApplyResult(kind: .partial, messages: report.messageCount, detail: report.reason)
+    case .none: return ApplyResult(kind: .none, detail: report.reason)
     }
   }
 }
@@ -40,7 +42,8 @@ struct APIStateSource: StateSource {
   init(config: KubeConfig, nodeName: String, logger: Logger) throws {
     client = try KubeClient(config: config, logger: logger)
     watcher = ClusterWatcher(client: client, nodeName: nodeName, logger: logger)
-    (stream, continuation) = AsyncStream.makeStream(of: StateUpdate.self, bufferingPolicy: .bufferingNewest(1))
+    (stream, continuation) = AsyncStream.makeStream(
+      of: StateUpdate.self, bufferingPolicy: .bufferingNewest(1))
   }
 
   func states() -> AsyncStream<StateUpdate> { stream }
@@ -84,7 +87,8 @@ struct ManifestStateSource: StateSource {
     self.initial = initial
     self.logger = logger
     self.interval = interval
-    (stream, continuation) = AsyncStream.makeStream(of: StateUpdate.self, bufferingPolicy: .bufferingNewest(1))
+    (stream, continuation) = AsyncStream.makeStream(
+      of: StateUpdate.self, bufferingPolicy: .bufferingNewest(1))
   }
 
   func states() -> AsyncStream<StateUpdate> { stream }

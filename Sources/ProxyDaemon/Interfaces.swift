@@ -16,10 +16,13 @@ public struct ApplyResult: Sendable, Equatable {
   public var kind: Kind
   /// Netlink messages sent in the transaction (0 for `.none`).
   public var messages: Int
+  /// Why this kind, or other detail for the log (e.g. "ruleset generation changed").
+  public var detail: String?
 
-  public init(kind: Kind, messages: Int = 0) {
+  public init(kind: Kind, messages: Int = 0, detail: String? = nil) {
     self.kind = kind
     self.messages = messages
+    self.detail = detail
   }
 }
 

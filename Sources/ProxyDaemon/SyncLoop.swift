@@ -318,13 +318,13 @@ public actor SyncLoop {
       health.updated(pendingSince: arrivals.first)
       recordSuccess(
         start: start, end: end, full: wasFull, arrivals: takenArrivals, resolved: resolved)
-      logger.info(
-        "synced rules",
-        metadata: [
-          "kind": "\(full ? "full" : "partial")", "applied": "\(result.kind.rawValue)",
-          "messages": "\(result.messages)", "servicePorts": "\(resolved.servicePorts.count)",
-          "seconds": "\((end - start).seconds)",
-        ])
+      var meta: Logger.Metadata = [
+        "kind": "\(full ? "full" : "partial")", "applied": "\(result.kind.rawValue)",
+        "messages": "\(result.messages)", "servicePorts": "\(resolved.servicePorts.count)",
+        "seconds": "\((end - start).seconds)",
+      ]
+      if let detail = result.detail { meta["detail"] = "\(detail)" }
+      logger.info("synced rules", metadata: meta)
       let snapshot = SyncSnapshot(state: state, resolved: resolved, full: wasFull, result: result)
       latest = snapshot
       for o in observers.values { o.yield(snapshot) }

@@ -1,3 +1,4 @@
+import FakeKubeAPI
 import Foundation
 import KubeModel
 import KubeWatch

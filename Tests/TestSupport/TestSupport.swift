@@ -59,7 +59,8 @@ public func runCommand(_ args: [String], input: String? = nil, check: Bool = tru
 /// CI run without root fails instead of skipping silently.
 public enum KernelTests {
   public static let isRoot = getuid() == 0
-  public static let inCI = ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty && $0 != "false" } ?? false
+  public static let inCI =
+    ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty && $0 != "false" } ?? false
   public static let enabled = isRoot || inCI
 }
 

@@ -1,11 +1,8 @@
 import Foundation
-import KubeModel
-import KubeWatch
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import Testing
 
 /// A small Kubernetes API server for tests, on 127.0.0.1 and an ephemeral port.
 ///
@@ -15,22 +12,22 @@ import Testing
 /// bookmarks on request, answers 410 for a compacted resourceVersion (as an ERROR event or as the
 /// HTTP status), checks a bearer token, can cut watch connections, hold list responses back, and
 /// records every request.
-final class FakeAPIServer: @unchecked Sendable {
+public final class FakeAPIServer: @unchecked Sendable {
   /// How an expired resourceVersion on a watch is reported.
-  enum GoneMode: Sendable, CustomTestStringConvertible {
+  public enum GoneMode: Sendable, CustomStringConvertible {
     /// 200, then `{"type":"ERROR","object":{Status 410}}` (what kube-apiserver does).
     case errorEvent
     /// HTTP 410 with a Status body.
     case httpStatus
-    var testDescription: String { self == .errorEvent ? "ERROR event" : "HTTP status" }
+    public var description: String { self == .errorEvent ? "ERROR event" : "HTTP status" }
   }
 
-  struct Request: Sendable, CustomStringConvertible {
-    var path: String
-    var query: [String: String]
-    var authorization: String?
-    var isWatch: Bool { query["watch"] == "1" || query["watch"] == "true" }
-    var description: String { "\(path) \(query.sorted { $0.key < $1.key })" }
+  public struct Request: Sendable, CustomStringConvertible {
+    public var path: String
+    public var query: [String: String]
+    public var authorization: String?
+    public var isWatch: Bool { query["watch"] == "1" || query["watch"] == "true" }
+    public var description: String { "\(path) \(query.sorted { $0.key < $1.key })" }
   }
 
   private struct Stored {
@@ -69,15 +66,18 @@ final class FakeAPIServer: @unchecked Sendable {
   private var _token: String?
   private var _goneMode: GoneMode = .errorEvent
   private var _splitLiveEvents: Int?
+  private var connections: [ObjectIdentifier: any Channel] = [:]
+  private var stopped = false
 
   private var serverChannel: (any Channel)?
-  private(set) var port = 0
-  let tls: Bool
+  public private(set) var port = 0
+  public let tls: Bool
 
   /// - Parameters:
   ///   - token: the bearer token required on every request (nil: no check).
   ///   - tlsConfiguration: serve HTTPS with this configuration.
-  init(token: String? = "test-token", tlsConfiguration: TLSConfiguration? = nil) async throws {
+  public init(token: String? = "test-token", tlsConfiguration: TLSConfiguration? = nil) async throws
+  {
     _token = token
     tls = tlsConfiguration != nil
     let sslContext = try tlsConfiguration.map { try NIOSSLContext(configuration: $0) }
@@ -85,6 +85,7 @@ final class FakeAPIServer: @unchecked Sendable {
       .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
       .childChannelInitializer { [self] channel in
         channel.eventLoop.makeCompletedFuture {
+          guard self.accept(channel) else { throw FakeServerError.stopped }
           if let sslContext {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
           }
@@ -97,47 +98,70 @@ final class FakeAPIServer: @unchecked Sendable {
     port = channel.localAddress?.port ?? 0
   }
 
-  var url: String { "\(tls ? "https" : "http")://127.0.0.1:\(port)" }
+  public var url: String { "\(tls ? "https" : "http")://127.0.0.1:\(port)" }
 
-  func shutdown() async {
+  /// Stops listening and closes every connection (idle keep-alive ones too), as an API server
+  /// that goes away does. Idempotent.
+  public func shutdown() async {
     let open = lock.withLock {
-      let w = watchers.map(\.channel) + heldRequests.map(\.1)
+      stopped = true
+      var all = Array(connections.values)
+      for c in watchers.map(\.channel) + heldRequests.map(\.1)
+      where connections[ObjectIdentifier(c)] == nil {
+        all.append(c)
+      }
       watchers = []
       heldRequests = []
-      return w
+      connections = [:]
+      return all
     }
-    for c in open { try? await c.close() }
     try? await serverChannel?.close()
+    for c in open { try? await c.close() }
   }
+
+  /// Registers an accepted connection; false once stopped.
+  private func accept(_ channel: any Channel) -> Bool {
+    lock.withLock {
+      if stopped { return false }
+      connections[ObjectIdentifier(channel)] = channel
+      return true
+    }
+  }
+
+  /// Whether ``shutdown()`` has been called.
+  public var isStopped: Bool { lock.withLock { stopped } }
+
+  /// Number of open client connections.
+  public var openConnections: Int { lock.withLock { connections.count } }
 
   // MARK: - configuration
 
-  var token: String? {
+  public var token: String? {
     get { lock.withLock { _token } }
     set { lock.withLock { _token = newValue } }
   }
 
-  var goneMode: GoneMode {
+  public var goneMode: GoneMode {
     get { lock.withLock { _goneMode } }
     set { lock.withLock { _goneMode = newValue } }
   }
 
   /// Write each live watch event in pieces of this many bytes (each its own HTTP chunk).
-  var splitLiveEvents: Int? {
+  public var splitLiveEvents: Int? {
     get { lock.withLock { _splitLiveEvents } }
     set { lock.withLock { _splitLiveEvents = newValue } }
   }
 
-  var currentResourceVersion: Int { lock.withLock { rv } }
+  public var currentResourceVersion: Int { lock.withLock { rv } }
 
-  var recordedRequests: [Request] { lock.withLock { requests } }
+  public var recordedRequests: [Request] { lock.withLock { requests } }
 
-  func requests(path: String, watch: Bool) -> [Request] {
+  public func requests(path: String, watch: Bool) -> [Request] {
     recordedRequests.filter { $0.path == path && $0.isWatch == watch }
   }
 
   /// Number of open watch streams on `path`.
-  func openWatches(path: String) -> Int {
+  public func openWatches(path: String) -> Int {
     lock.withLock { watchers.filter { $0.path == path }.count }
   }
 
@@ -146,7 +170,7 @@ final class FakeAPIServer: @unchecked Sendable {
   /// Creates or replaces an object and notifies watchers (ADDED or MODIFIED). Returns its
   /// resourceVersion.
   @discardableResult
-  func put<O: KubeObject>(_ object: O, path: String, notify: Bool = true) throws -> Int {
+  public func put(_ object: some Encodable, path: String, notify: Bool = true) throws -> Int {
     let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(object))
     guard let dict = json as? [String: Any] else { throw FakeServerError.notAnObject }
     return try putRaw(dict, path: path, notify: notify)
@@ -154,7 +178,7 @@ final class FakeAPIServer: @unchecked Sendable {
 
   /// Like `put` with a raw JSON object (to send objects that do not decode or validate).
   @discardableResult
-  func putRaw(_ object: [String: Any], path: String, notify: Bool = true) throws -> Int {
+  public func putRaw(_ object: [String: Any], path: String, notify: Bool = true) throws -> Int {
     var object = object
     var meta = object["metadata"] as? [String: Any] ?? [:]
     let name = meta["name"] as? String ?? ""
@@ -179,7 +203,7 @@ final class FakeAPIServer: @unchecked Sendable {
 
   /// Deletes `namespace/name` (or `name`) and notifies watchers.
   @discardableResult
-  func delete(path: String, key: String, notify: Bool = true) -> Int? {
+  public func delete(path: String, key: String, notify: Bool = true) -> Int? {
     lock.withLock {
       guard var stored = collections[path]?.removeValue(forKey: key) else { return nil }
       rv += 1
@@ -200,7 +224,7 @@ final class FakeAPIServer: @unchecked Sendable {
   /// Advances the resourceVersion (as changes to other collections would) and sends a BOOKMARK
   /// with it to the watchers of `path`. Returns the bookmark's resourceVersion.
   @discardableResult
-  func sendBookmark(path: String, advanceBy: Int = 5) -> Int {
+  public func sendBookmark(path: String, advanceBy: Int = 5) -> Int {
     lock.withLock {
       rv += advanceBy
       let kind =
@@ -217,7 +241,7 @@ final class FakeAPIServer: @unchecked Sendable {
   }
 
   /// Forgets history below the current resourceVersion: a watch from an older one gets 410.
-  func compact() {
+  public func compact() {
     lock.withLock {
       compactedBelow = rv
       history.removeAll { $0.rv < compactedBelow }
@@ -225,7 +249,7 @@ final class FakeAPIServer: @unchecked Sendable {
   }
 
   /// Cuts every watch connection on `path` without ending the chunked body.
-  func dropWatches(path: String) {
+  public func dropWatches(path: String) {
     let dropped = lock.withLock {
       let d = watchers.filter { $0.path == path }
       watchers.removeAll { $0.path == path }
@@ -238,7 +262,7 @@ final class FakeAPIServer: @unchecked Sendable {
   }
 
   /// Ends every watch on `path` cleanly (as a server-side timeout does).
-  func endWatches(path: String) {
+  public func endWatches(path: String) {
     lock.withLock {
       for w in watchers where w.path == path { write(w.channel, [.end(nil)]) }
       watchers.removeAll { $0.path == path }
@@ -246,11 +270,11 @@ final class FakeAPIServer: @unchecked Sendable {
   }
 
   /// Holds list responses for `path` until `releaseLists(path:)`.
-  func holdLists(path: String) {
+  public func holdLists(path: String) {
     _ = lock.withLock { heldPaths.insert(path) }
   }
 
-  func releaseLists(path: String) {
+  public func releaseLists(path: String) {
     let held = lock.withLock {
       heldPaths.remove(path)
       let h = heldRequests.filter { $0.0.path == path }
@@ -281,7 +305,10 @@ final class FakeAPIServer: @unchecked Sendable {
   }
 
   fileprivate func connectionClosed(_ channel: any Channel) {
-    lock.withLock { watchers.removeAll { $0.channel === channel } }
+    lock.withLock {
+      watchers.removeAll { $0.channel === channel }
+      connections[ObjectIdentifier(channel)] = nil
+    }
   }
 
   private func respond(_ request: Request, channel: any Channel) {
@@ -304,7 +331,7 @@ final class FakeAPIServer: @unchecked Sendable {
     }
   }
 
-  static let knownPaths: Set<String> = [
+  public static let knownPaths: Set<String> = [
     "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes",
   ]
 
@@ -472,7 +499,11 @@ final class FakeAPIServer: @unchecked Sendable {
   }
 }
 
-enum FakeServerError: Error { case notAnObject }
+public enum FakeServerError: Error {
+  case notAnObject
+  /// A connection arrived after ``FakeAPIServer/shutdown()``.
+  case stopped
+}
 
 private final class RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = HTTPServerRequestPart
