@@ -105,6 +105,7 @@ let package = Package(
       name: "NFTProxyCLI",
       dependencies: [
         "KubeModel", "NFTables", "NFTNetlink", "ProxyCore", "Synthetic", "KubeWatch", "ProxyDaemon",
+        "IPAddr",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -10,6 +10,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/table.h>
 #include <libnftnl/chain.h>
@@ -32,4 +33,8 @@ static inline int nftp_netlink_ext_ack(void) { return NETLINK_EXT_ACK; }
 static inline int nftp_netlink_cap_ack(void) { return NETLINK_CAP_ACK; }
 static inline int nftp_so_sndbufforce(void) { return SO_SNDBUFFORCE; }
 static inline int nftp_so_rcvbufforce(void) { return SO_RCVBUFFORCE; }
+
+/* CTA_FILTER_ORIG_FLAGS bit selecting the L4 protocol number: kernel ABI (nf_internals.h),
+ * not exported in the UAPI headers. */
+#define NFTP_CTA_FILTER_FLAG_PROTO_NUM (1u << 3)
 #endif

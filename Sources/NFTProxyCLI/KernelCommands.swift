@@ -20,6 +20,7 @@ enum OneShot {
     let backend = try NFTBackend(namespacePath: namespace)
     let report = try backend.sync(out.ruleset)
     printError("nftproxy: \(report)")
+    StaleUDPCleanup.afterOneShot(out.resolved, namespace: namespace)
   }
 }
 
@@ -122,9 +123,16 @@ struct Run: AsyncParsableCommand {
         minSyncPeriod: .milliseconds(Int(minSyncPeriod * 1000)),
         syncPeriod: .milliseconds(Int(syncPeriod * 1000))),
       healthzBindAddress: healthzBindAddress, metricsBindAddress: metricsBindAddress)
+    var cleaner: NetlinkStaleFlowCleaner?
+    do {
+      cleaner = try NetlinkStaleFlowCleaner(namespacePath: netns)
+    } catch {
+      logger.warning("no UDP conntrack cleanup: \(error)")
+    }
     let daemon = try Daemon(
       config: config, options: options, source: source,
-      applier: try NetlinkApplier(namespacePath: netns, logger: logger), logger: logger)
+      applier: try NetlinkApplier(namespacePath: netns, logger: logger),
+      staleFlowCleaner: cleaner, logger: logger)
     logger.info("nftproxy running for node \(config.hostname)")
     try await daemon.serviceGroup().run()
   }

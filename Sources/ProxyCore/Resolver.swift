@@ -57,6 +57,9 @@ public struct ResolvedServicePort: Sendable, Equatable {
   public var hasAnyEndpoints: Bool
   /// "PreferSameNode", "PreferSameZone" or nil: how topology hints narrowed `clusterEndpoints`.
   public var topologyMode: String?
+  /// UDP only (empty otherwise): every ready or serving endpoint (terminating ones included) on
+  /// any node, before policy and topology filtering. Conntrack cleanup keeps flows to these.
+  public var servingEndpoints: [ResolvedEndpoint] = []
 
   /// `namespace/name/protocol/port-name-or-number`: the stable name of this service port.
   public var id: String {
@@ -251,6 +254,9 @@ public enum Resolver {
           externalPolicyLocal: eLocal, internalPolicyLocal: iLocal, affinityTimeout: affinity,
           clusterEndpoints: [], localEndpoints: [], hasAnyEndpoints: false, topologyMode: nil)
         categorize(&rsp, endpoints: endpoints, node: node, slices: familySlices)
+        if proto == .udp {
+          rsp.servingEndpoints = endpoints.map(\.0).filter { $0.ready || $0.serving }
+        }
         out.append(rsp)
       }
     }

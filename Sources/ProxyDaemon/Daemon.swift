@@ -68,12 +68,15 @@ public final class Daemon: Sendable {
   ///   - config: node and cluster settings for the rules.
   ///   - source: delivers cluster views (KubeWatch or the manifest reader, adapted).
   ///   - applier: programs the rules (the netlink backend, adapted).
+  ///   - staleFlowCleaner: deletes stale UDP conntrack entries after syncs (ctnetlink, adapted);
+  ///     none if nil.
   ///   - metrics: where the kube-proxy metrics go; pass your own to share its registry.
   ///   - clock: the monotonic clock of the sync loop and the health checks.
   /// - Throws: ``DaemonError`` for a malformed bind address.
   public init(
     config: ProxyConfig, options: DaemonOptions = DaemonOptions(), source: any StateSource,
-    applier: any RuleApplier, logger: Logger, metrics: ProxyMetrics = ProxyMetrics(),
+    applier: any RuleApplier, staleFlowCleaner: (any StaleFlowCleaner)? = nil, logger: Logger,
+    metrics: ProxyMetrics = ProxyMetrics(),
     clock: any SyncClock = ContinuousSyncClock(),
     eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
   ) throws {
@@ -83,7 +86,7 @@ public final class Daemon: Sendable {
     self.health = health
     let loop = SyncLoop(
       config: config, applier: applier, options: options.sync, clock: clock, health: health,
-      metrics: metrics, logger: logger)
+      metrics: metrics, staleFlowCleaner: staleFlowCleaner, logger: logger)
     self.syncLoop = loop
     let ports = HealthCheckNodePorts(
       bindHost: options.healthCheckBindHost, health: health, group: eventLoopGroup,

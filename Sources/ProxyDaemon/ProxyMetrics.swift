@@ -1,3 +1,4 @@
+import IPAddr
 import Metrics
 import Prometheus
 import Synchronization
@@ -30,6 +31,8 @@ public final class ProxyMetrics: Sendable {
   let healthz503: CoreMetrics.Counter
   let livez200: CoreMetrics.Counter
   let livez503: CoreMetrics.Counter
+  let conntrackCleanupDuration: [IPAddress.Family: Metrics.Timer]
+  let conntrackDeleted: [IPAddress.Family: CoreMetrics.Counter]
 
   /// The metric names, as kube-proxy spells them.
   public enum Name {
@@ -49,6 +52,9 @@ public final class ProxyMetrics: Sendable {
     public static let noLocalEndpoints = "kubeproxy_sync_proxy_rules_no_local_endpoints_total"
     public static let healthz = "kubeproxy_healthz_total"
     public static let livez = "kubeproxy_livez_total"
+    public static let conntrackCleanupDuration =
+      "kubeproxy_conntrack_reconciler_sync_duration_seconds"
+    public static let conntrackDeleted = "kubeproxy_conntrack_reconciler_deleted_entries_total"
   }
 
   /// - Parameter registry: the registry to record into; a fresh one by default.
@@ -57,7 +63,10 @@ public final class ProxyMetrics: Sendable {
     var factory = PrometheusMetricsFactory(registry: registry)
     // kube-proxy: ExponentialBuckets(0.001, 2, 15) for sync latencies.
     let syncBuckets = (0..<15).map { Duration.microseconds(1000 << $0) }
-    for name in [Name.syncDuration, Name.fullSyncDuration, Name.partialSyncDuration] {
+    for name in [
+      Name.syncDuration, Name.fullSyncDuration, Name.partialSyncDuration,
+      Name.conntrackCleanupDuration,
+    ] {
       factory.durationHistogramBuckets[name] = syncBuckets
     }
     // kube-proxy: 0.25 s, 0.5 s, 1 s … 59 s, 60 s … 115 s (5 s steps), 120 s … 300 s (30 s steps).
@@ -91,6 +100,17 @@ public final class ProxyMetrics: Sendable {
       label: Name.livez, dimensions: [("code", "200")], factory: factory)
     livez503 = CoreMetrics.Counter(
       label: Name.livez, dimensions: [("code", "503")], factory: factory)
+    var cleanupDuration: [IPAddress.Family: Metrics.Timer] = [:]
+    var deleted: [IPAddress.Family: CoreMetrics.Counter] = [:]
+    for family in IPAddress.Family.allCases {
+      let dimensions = [("ip_family", family.rawValue)]
+      cleanupDuration[family] = Metrics.Timer(
+        label: Name.conntrackCleanupDuration, dimensions: dimensions, factory: factory)
+      deleted[family] = CoreMetrics.Counter(
+        label: Name.conntrackDeleted, dimensions: dimensions, factory: factory)
+    }
+    conntrackCleanupDuration = cleanupDuration
+    conntrackDeleted = deleted
   }
 
   /// The Prometheus text exposition of everything in ``registry``.
@@ -120,6 +140,11 @@ public final class ProxyMetrics: Sendable {
 
   func recordLivez(healthy: Bool) {
     (healthy ? livez200 : livez503).increment()
+  }
+
+  func recordConntrackCleanup(family: IPAddress.Family, duration: Duration, deleted: Int) {
+    conntrackCleanupDuration[family]?.recordNanoseconds(duration.nanoseconds)
+    conntrackDeleted[family]?.increment(by: Int64(deleted))
   }
 }
 

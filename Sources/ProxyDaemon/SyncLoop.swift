@@ -98,6 +98,7 @@ public actor SyncLoop {
   nonisolated let clock: any SyncClock
   nonisolated let metrics: ProxyMetrics?
   nonisolated let logger: Logger
+  nonisolated let staleFlowCleaner: (any StaleFlowCleaner)?
 
   /// The newest view received.
   private var desired: ClusterState?
@@ -118,6 +119,8 @@ public actor SyncLoop {
   private var nextObserver = 0
   private var wake: AsyncStream<Void>.Continuation?
   private var lastWarnings: [String] = []
+  /// Whether the last conntrack cleanup failed, so the next one checks every UDP frontend.
+  private var staleFlowsPending = false
 
   static let maxTrackedArrivals = 4096
 
@@ -126,10 +129,14 @@ public actor SyncLoop {
   ///   - applier: programs the compiled rule set.
   ///   - health: the health to keep current; a new one with `options.healthTimeout` if nil.
   ///   - metrics: where to record kube-proxy's metrics; none if nil.
+  ///   - staleFlowCleaner: deletes stale UDP conntrack entries after each successful sync (the
+  ///     first sync and full syncs check every UDP frontend, others only changed ones); none if
+  ///     nil.
   public init(
     config: ProxyConfig, applier: any RuleApplier, options: SyncOptions = SyncOptions(),
     clock: any SyncClock = ContinuousSyncClock(), health: ProxyHealth? = nil,
-    metrics: ProxyMetrics? = nil, logger: Logger = Logger(label: "nftproxy.sync")
+    metrics: ProxyMetrics? = nil, staleFlowCleaner: (any StaleFlowCleaner)? = nil,
+    logger: Logger = Logger(label: "nftproxy.sync")
   ) {
     self.config = config
     self.applier = applier
@@ -137,6 +144,7 @@ public actor SyncLoop {
     self.clock = clock
     self.health = health ?? ProxyHealth(timeout: options.healthTimeout, clock: clock)
     self.metrics = metrics
+    self.staleFlowCleaner = staleFlowCleaner
     self.logger = logger
   }
 
@@ -326,8 +334,14 @@ public actor SyncLoop {
       if let detail = result.detail { meta["detail"] = "\(detail)" }
       logger.info("synced rules", metadata: meta)
       let snapshot = SyncSnapshot(state: state, resolved: resolved, full: wasFull, result: result)
+      let previous = latest?.resolved
       latest = snapshot
       for o in observers.values { o.yield(snapshot) }
+      if let staleFlowCleaner {
+        let since = wasFull || staleFlowsPending ? nil : previous
+        let complete = await cleanStaleFlows(staleFlowCleaner, previous: since, current: resolved)
+        staleFlowsPending = !complete
+      }
       return .success(result)
     } catch {
       let end = clock.now

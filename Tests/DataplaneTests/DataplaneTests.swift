@@ -556,11 +556,9 @@ struct DataplaneTests {
 
     try await t.program([service([a1, b1].filter { $0.name != removed })])
     let after = repeatRequests(5) { session.exchange() }
-    withKnownIssue("needs UDP conntrack cleanup (issue 4)") {
-      // The flow's conntrack entry still points at the removed endpoint until someone deletes it.
-      #expect(
-        after.last?.pod != nil && after.last?.pod != removed,
-        "after removing \(removed) the same UDP flow still goes to: \(after)")
-    }
+    // The sync deleted the flow's conntrack entry, which still pointed at the removed endpoint.
+    #expect(
+      after.last?.pod != nil && after.last?.pod != removed,
+      "after removing \(removed) the same UDP flow still goes to: \(after)")
   }
 }

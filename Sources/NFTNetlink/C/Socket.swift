@@ -189,7 +189,7 @@ final class NetlinkSocket {
   }
 
   /// One `recv`; waits up to `timeoutMs` for data when `wait`, otherwise returns at once.
-  private func receive(wait: Bool, timeoutMs: Int32) -> Int {
+  func receive(wait: Bool, timeoutMs: Int32) -> Int {
     if wait {
       var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
       let r = poll(&p, 1, timeoutMs)
@@ -204,7 +204,7 @@ final class NetlinkSocket {
     }
   }
 
-  private func forEachMessage(count n: Int, _ body: (UnsafePointer<nlmsghdr>) throws -> Void)
+  func forEachMessage(count n: Int, _ body: (UnsafePointer<nlmsghdr>) throws -> Void)
     rethrows
   {
     try receiveBuffer.withUnsafeBytes { raw in
